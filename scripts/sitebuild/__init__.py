@@ -1,0 +1,1 @@
+"""Code that builds the documentation site: the technology catalog and the MkDocs hooks."""
