@@ -98,20 +98,24 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends $@ >/dev/null
 }
 
+# Debian's Python lacks venv until python3-venv is installed; an old or missing Python is reported
+# after the system tools, so that one run lists everything there is to install.
 need_venv_package=false
+python_too_old=false
 if [ ! -x "$venv/bin/python" ] && ! python_ok; then
-  if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-    echo "error: Python 3.11 or newer is needed as '$python' (set PYTHON=/path/to/python3.11)." >&2
-    exit 1
+  if "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+    need_venv_package=true
+  else
+    python_too_old=true
   fi
-  need_venv_package=true
 fi
 
 if [ "${#missing[@]}" -gt 0 ] || [ "$need_venv_package" = true ]; then
   apt_list=()
   brew_list=()
-  for tool in "${missing[@]}"; do
-    apt_list+=($(apt_package "$tool"))
+  for tool in ${missing[@]+"${missing[@]}"}; do
+    read -r -a packages <<<"$(apt_package "$tool")"
+    apt_list+=("${packages[@]}")
     brew_list+=("$(brew_package "$tool")")
   done
   [ "$need_venv_package" = true ] && apt_list+=(python3-venv)
@@ -119,7 +123,9 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$need_venv_package" = true ]; then
     apt_install "${apt_list[@]}"
   else
     {
-      echo "error: missing system tools: ${missing[*]:-}${need_venv_package:+ }$([ "$need_venv_package" = true ] && echo python3-venv)"
+      names=(${missing[@]+"${missing[@]}"})
+      [ "$need_venv_package" = true ] && names+=(python3-venv)
+      echo "error: missing system tools: ${names[*]}"
       echo "Install them, then run the command again:"
       echo "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y ${apt_list[*]}"
       if [ "${#brew_list[@]}" -gt 0 ]; then
@@ -128,12 +134,17 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$need_venv_package" = true ]; then
     } >&2
     exit 1
   fi
-  for tool in "${missing[@]}"; do
+  for tool in ${missing[@]+"${missing[@]}"}; do
     if ! has_tool "$tool"; then
       echo "error: '$tool' is still missing after installing ${apt_list[*]}" >&2
       exit 1
     fi
   done
+fi
+
+if [ "$python_too_old" = true ]; then
+  echo "error: Python 3.11 or newer is needed as '$python' (set PYTHON=/path/to/python3.11)." >&2
+  exit 1
 fi
 
 # --- Python packages -----------------------------------------------------------------------

@@ -64,7 +64,7 @@ class CatalogError(ValueError):
 
 
 def _iso_date(value: Any) -> dt.date:
-    """Accept a calendar date written as ``YYYY-MM-DD`` (YAML reads it as a date) and no other form."""
+    """Accept a calendar date written as ``YYYY-MM-DD`` and no other form."""
     if isinstance(value, dt.datetime):
         raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
     if isinstance(value, dt.date):
@@ -319,6 +319,20 @@ def _duplicates(what: str, ids: list[str]) -> list[str]:
     return problems
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """A safe YAML loader that leaves dates as text, for the schema to check.
+
+    PyYAML's own timestamp handling crashes on a date such as ``2026-13-03`` instead of reporting
+    it; with dates left as strings, :func:`_iso_date` names the entry and the field.
+    """
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _describe_location(raw: Any, loc: tuple[int | str, ...]) -> str:
     """Turn a pydantic error location into ``technologies[cloudflare].limits[0].source``.
 
@@ -359,7 +373,7 @@ def load_catalog(path: Path, *, display_path: str | None = None) -> Catalog:
     """
     shown = display_path or str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader
     except OSError as error:
         raise CatalogError([f"{shown}: cannot read the catalog ({error.strerror})"]) from None
     except yaml.YAMLError as error:

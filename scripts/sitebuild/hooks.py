@@ -42,7 +42,6 @@ _templates = jinja2.Environment(
 )
 
 
-
 def _table_cell(value: object) -> str:
     """Make text safe inside a Markdown table cell: no pipe splits it, no newline ends it."""
     return " ".join(str(value).split()).replace("|", "\\|")
@@ -70,12 +69,12 @@ def on_config(config: Any) -> Any:
 def on_files(files: Any, config: Any) -> Any:
     """Check that every technology in the catalog has its page."""
     missing = [
-        f"docs/{tech.page}" for tech in _catalog().technologies if files.get_file_from_path(tech.page) is None
+        f"docs/{tech.page}"
+        for tech in _catalog().technologies
+        if files.get_file_from_path(tech.page) is None
     ]
     if missing:
-        raise PluginError(
-            f"{CATALOG_PATH}: these technologies have no page: {', '.join(missing)}"
-        )
+        raise PluginError(f"{CATALOG_PATH}: these technologies have no page: {', '.join(missing)}")
     return files
 
 
@@ -149,8 +148,6 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if tech_id is not None:
         _technology(tech_id, f"docs/{page_path}: front matter 'technology'")
     return SHORTCODE.sub(
-        lambda match: render_shortcode(
-            match["name"], match["arg"], page_path, page.meta
-        ),
+        lambda match: render_shortcode(match["name"], match["arg"], page_path, page.meta),
         markdown,
     )

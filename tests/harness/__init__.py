@@ -1,0 +1,1 @@
+"""The test harness: throwaway real servers (PostgreSQL, Redis, moto) for the test suite."""

@@ -1,0 +1,66 @@
+"""The harness starts real servers and isolates tests from each other."""
+
+from __future__ import annotations
+
+import boto3
+import psycopg
+import pytest
+import redis
+
+from tests.harness import servers
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_each_test_gets_an_empty_postgres_database(postgres_dsn: str, attempt: int) -> None:
+    with psycopg.connect(postgres_dsn) as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()[0]
+        assert tables == 0, f"attempt {attempt} found tables left by another test"
+        connection.execute("CREATE TABLE leftover (id int PRIMARY KEY)")
+
+
+def test_postgres_is_a_real_server_that_enforces_constraints(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn) as connection:
+        server_version = connection.execute("SHOW server_version_num").fetchone()[0]
+        connection.execute("CREATE TABLE stock (sku text PRIMARY KEY, qty int CHECK (qty >= 0))")
+        connection.execute("INSERT INTO stock VALUES ('sku-1', 1)")
+        connection.commit()
+        with pytest.raises(psycopg.errors.CheckViolation):
+            connection.execute("UPDATE stock SET qty = qty - 2 WHERE sku = 'sku-1'")
+        connection.rollback()
+        assert connection.execute("SELECT qty FROM stock").fetchone()[0] == 1
+    assert int(server_version) >= 140000
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_each_test_starts_with_an_empty_redis(redis_url: str, attempt: int) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0, f"attempt {attempt} found keys left by another test"
+        client.set("leftover", "x")
+
+
+def test_redis_is_a_real_server_that_expires_keys(redis_url: str) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.info("server")["redis_version"]
+        client.set("short-lived", "x", px=1)
+        client.set("long-lived", "x", ex=60)
+        assert 0 < client.pttl("long-lived") <= 60_000
+        servers.wait_until(lambda: client.exists("short-lived") == 0, what="key expiry", timeout=5)
+        assert client.exists("long-lived") == 1
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_moto_state_is_reset_between_tests(aws_environment: str, attempt: int) -> None:
+    sqs = boto3.client("sqs")
+    assert sqs.list_queues().get("QueueUrls", []) == [], f"attempt {attempt} saw old queues"
+    sqs.create_queue(QueueName="leftover")
+
+
+def test_boto3_talks_http_to_the_moto_server(aws_environment: str) -> None:
+    sqs = boto3.client("sqs")
+    assert sqs.meta.endpoint_url == aws_environment
+    url = sqs.create_queue(QueueName="orders")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert [m["Body"] for m in messages] == ["hello"]
