@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -164,3 +165,14 @@ def build_site(config: Path, site_dir: Path) -> BuiltSite:
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     """The repository's site, built once per session with ``mkdocs build --strict``."""
     return build_site(REPO_ROOT / "mkdocs.yml", tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture
+def site_copy(tmp_path: Path) -> Path:
+    """A copy of everything the build reads, to break on purpose."""
+    for name in ("docs", "scripts"):
+        shutil.copytree(
+            REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    return tmp_path

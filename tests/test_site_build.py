@@ -6,7 +6,6 @@ Also: no page loads anything from another host, and bad input fails the build by
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -196,17 +195,6 @@ def test_the_external_request_check_catches_a_font_a_script_and_an_image(tmp_pat
 
 
 # --- The build fails loudly on bad input ----------------------------------------------------
-
-
-@pytest.fixture
-def site_copy(tmp_path: Path) -> Path:
-    """A copy of everything the build reads, to break on purpose."""
-    for name in ("docs", "scripts"):
-        shutil.copytree(
-            REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    return tmp_path
 
 
 def test_bad_catalog_data_fails_the_build_naming_file_entry_and_field(site_copy: Path) -> None:

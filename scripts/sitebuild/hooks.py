@@ -12,6 +12,10 @@ HTML comments that stay invisible if a page is viewed as plain Markdown:
     Every limit and quota with its source and date (the reference page).
 ``<!-- catalog:limits <id> -->``
     One technology's limits and quotas.
+``<!-- diagram:<name> -->``
+    A diagram rendered from ``diagrams/<name>.py`` (see :mod:`sitebuild.rendering`), as a figure
+    with its alt text and a link to the full-size SVG. Technology pages get their focused diagram
+    from the at-a-glance card.
 
 An unknown shortcode, a technology id the catalog does not have, a technology without a page, or
 bad catalog data stops the build with a message naming the file and what is wrong.
@@ -26,11 +30,17 @@ from typing import Any
 
 import jinja2
 from mkdocs.exceptions import PluginError
+from mkdocs.plugins import get_plugin_logger
 
 from sitebuild.catalog import Catalog, CatalogError, load_catalog
 
 CATALOG_PATH = "docs/data/stack.yaml"
-SHORTCODE = re.compile(r"<!--\s*catalog:(?P<name>[a-z-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->")
+DIAGRAM_CACHE = ".cache/diagrams"
+SHORTCODE = re.compile(
+    r"<!--\s*(?P<kind>catalog|diagram):(?P<name>[a-z0-9_-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->"
+)
+
+log = get_plugin_logger("sitebuild")
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("sitebuild", "templates"),
@@ -49,11 +59,15 @@ def _table_cell(value: object) -> str:
 
 _templates.filters["cell"] = _table_cell
 
-_state: dict[str, Catalog] = {}
+_state: dict[str, Any] = {}
 
 
 def _catalog() -> Catalog:
     return _state["catalog"]
+
+
+def _diagrams() -> dict[str, Any]:
+    return _state["diagrams"]
 
 
 def on_config(config: Any) -> Any:
@@ -67,7 +81,27 @@ def on_config(config: Any) -> Any:
 
 
 def on_files(files: Any, config: Any) -> Any:
-    """Check that every technology in the catalog has its page."""
+    """Check that every technology has its page; render the diagrams and add them to the site."""
+    from mkdocs.structure.files import File
+
+    from sitebuild.rendering import render_all
+
+    root = Path(config["config_file_path"]).parent
+    try:
+        rendered = render_all(root / DIAGRAM_CACHE)
+    except Exception as error:  # a diagram module's own error: name it, stop the build
+        raise PluginError(f"diagrams/: rendering failed: {error}") from error
+    _state["diagrams"] = {r.name: r for r in rendered}
+    for diagram in rendered:
+        files.append(
+            File.generated(config, f"diagrams/{diagram.name}.svg", abs_src_path=str(diagram.svg))
+        )
+    log.info(
+        "diagrams: %d rendered, %d already current",
+        sum(r.rendered for r in rendered),
+        sum(not r.rendered for r in rendered),
+    )
+
     missing = [
         f"docs/{tech.page}"
         for tech in _catalog().technologies
@@ -76,6 +110,23 @@ def on_files(files: Any, config: Any) -> Any:
     if missing:
         raise PluginError(f"{CATALOG_PATH}: these technologies have no page: {', '.join(missing)}")
     return files
+
+
+def diagram_figure(name: str, page_path: str, *, where: str) -> str:
+    """The Markdown figure that embeds one rendered diagram, linked to its full-size SVG."""
+    diagram = _diagrams().get(name)
+    if diagram is None:
+        raise PluginError(
+            f"{where}: unknown diagram {name!r} (known: {', '.join(sorted(_diagrams()))})"
+        )
+    src = _link(page_path, f"diagrams/{name}.svg")
+    alt = diagram.alt.replace("[", "(").replace("]", ")")
+    return (
+        f'<figure class="diagram" markdown="span">\n'
+        f'[![{alt}]({src}){{ loading=lazy }}]({src} "Open the diagram at full size")\n'
+        f"<figcaption>{diagram.title}. Select the diagram to open it at full size.</figcaption>\n"
+        f"</figure>\n"
+    )
 
 
 def _link(from_page: str, to_page: str) -> str:
@@ -106,6 +157,7 @@ def render_shortcode(name: str, arg: str | None, page_path: str, meta: dict[str,
         "link": link,
         "href": href,
         "source": CATALOG_PATH,
+        "diagram": lambda diagram_name: diagram_figure(diagram_name, page_path, where=where),
     }
     if name == "stack-table":
         template = "stack_table.md.j2"
@@ -142,12 +194,17 @@ def _technology(tech_id: str, where: str) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Replace every catalog shortcode on the page with its rendered Markdown."""
+    """Replace every shortcode on the page with its rendered Markdown."""
     page_path = page.file.src_uri
     tech_id = page.meta.get("technology")
     if tech_id is not None:
         _technology(tech_id, f"docs/{page_path}: front matter 'technology'")
-    return SHORTCODE.sub(
-        lambda match: render_shortcode(match["name"], match["arg"], page_path, page.meta),
-        markdown,
-    )
+
+    def expand(match: re.Match[str]) -> str:
+        if match["kind"] == "diagram":
+            if match["arg"]:
+                raise PluginError(f"docs/{page_path}: diagram:{match['name']} takes no argument")
+            return diagram_figure(match["name"], page_path, where=f"docs/{page_path}")
+        return render_shortcode(match["name"], match["arg"], page_path, page.meta)
+
+    return SHORTCODE.sub(expand, markdown)
