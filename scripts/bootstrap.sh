@@ -154,7 +154,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 stamp="$venv/.installed-lock-hash"
-wanted="$(cat "$repo_root/requirements.lock" "$repo_root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+# The editable install maps the packages that exist when it runs: a new package under scripts/ or
+# examples/ must trigger a reinstall, so their names are part of the stamp.
+project_packages="$(cd "$repo_root" && ls -d scripts/*/__init__.py examples/*/__init__.py 2>/dev/null || true)"
+wanted="$( (cat "$repo_root/requirements.lock" "$repo_root/pyproject.toml"; echo "$project_packages") |
+  sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   say "Installing the pinned Python packages (requirements.lock)"
   "$venv/bin/python" -m pip install --quiet -r "$repo_root/requirements.lock"
