@@ -12,6 +12,9 @@ HTML comments that stay invisible if a page is viewed as plain Markdown:
     Every limit and quota with its source and date (the reference page).
 ``<!-- catalog:limits <id> -->``
     One technology's limits and quotas.
+``<!-- decisions:index -->``
+    The table of architecture decision records, read from the records themselves
+    (``docs/decisions/NNNN-*.md``: their title and status lines), so it cannot go stale.
 ``<!-- diagram:<name> -->``
     A diagram rendered from ``diagrams/<name>.py`` (see :mod:`sitebuild.rendering`), as a figure
     with its alt text and a link to the full-size SVG. Technology pages get their focused diagram
@@ -37,7 +40,7 @@ from sitebuild.catalog import Catalog, CatalogError, load_catalog
 CATALOG_PATH = "docs/data/stack.yaml"
 DIAGRAM_CACHE = ".cache/diagrams"
 SHORTCODE = re.compile(
-    r"<!--\s*(?P<kind>catalog|diagram):(?P<name>[a-z0-9_-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->"
+    r"<!--\s*(?P<kind>catalog|diagram|decisions):(?P<name>[a-z0-9_-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->"
 )
 
 log = get_plugin_logger("sitebuild")
@@ -129,6 +132,41 @@ def diagram_figure(name: str, page_path: str, *, where: str) -> str:
     )
 
 
+ADR_TITLE = re.compile(r"^# ADR-(?P<number>\d{4}): (?P<title>.+)$", re.MULTILINE)
+ADR_STATUS = re.compile(
+    r"^\*\*Status:\*\* (?P<status>[^·\n]+?) · \*\*Date:\*\* (?P<date>\d{4}-\d{2}-\d{2})", re.M
+)
+
+
+def decisions_index(docs_dir: Path, page_path: str) -> str:
+    """The Markdown table of every decision record, from the records' own title and status lines.
+
+    Raises:
+        PluginError: A record lacks its ``# ADR-NNNN: title`` or its status and date line, or
+            its number differs from its file name's.
+    """
+    rows = ["| Record | Decision | Status | Date |", "| --- | --- | --- | --- |"]
+    for record in sorted((docs_dir / "decisions").glob("[0-9][0-9][0-9][0-9]-*.md")):
+        text = record.read_text(encoding="utf-8")
+        title, status = ADR_TITLE.search(text), ADR_STATUS.search(text)
+        where = f"docs/decisions/{record.name}"
+        if not title or not status:
+            raise PluginError(
+                f"{where}: needs '# ADR-NNNN: <title>' and "
+                "'**Status:** <status> · **Date:** <YYYY-MM-DD>'"
+            )
+        if not record.name.startswith(title["number"]):
+            raise PluginError(
+                f"{where}: titled ADR-{title['number']}, but the file name says otherwise"
+            )
+        link = _link(page_path, f"decisions/{record.name}")
+        rows.append(
+            f"| [ADR-{title['number']}]({link}) | {_table_cell(title['title'])} "
+            f"| {status['status'].strip()} | {status['date']} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def _link(from_page: str, to_page: str) -> str:
     """A relative Markdown link target from one docs page to another."""
     return posixpath.relpath(to_page, posixpath.dirname(from_page) or ".")
@@ -201,6 +239,12 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         _technology(tech_id, f"docs/{page_path}: front matter 'technology'")
 
     def expand(match: re.Match[str]) -> str:
+        if match["kind"] == "decisions":
+            if match["name"] != "index" or match["arg"]:
+                raise PluginError(
+                    f"docs/{page_path}: unknown shortcode 'decisions:{match['name']}'"
+                )
+            return decisions_index(Path(config["docs_dir"]), page_path)
         if match["kind"] == "diagram":
             if match["arg"]:
                 raise PluginError(f"docs/{page_path}: diagram:{match['name']} takes no argument")
