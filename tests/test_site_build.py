@@ -238,3 +238,17 @@ def test_a_technology_without_a_page_fails_the_build(site_copy: Path) -> None:
     assert "docs/data/stack.yaml: these technologies have no page: docs/technologies/pino.md" in (
         result.output
     )
+
+
+def test_every_example_module_is_in_the_api_reference() -> None:
+    documented = set()
+    for page in (REPO_ROOT / "docs" / "reference" / "api").glob("*.md"):
+        documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text("utf-8"), re.MULTILINE))
+    modules = set()
+    for path in (REPO_ROOT / "examples" / "storefront").rglob("*.py"):
+        relative = path.relative_to(REPO_ROOT / "examples").with_suffix("")
+        if "versions" in relative.parts or relative.name == "env":
+            continue  # Alembic revisions and its env script are loaded by Alembic, not imported
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        modules.add(".".join(parts))
+    assert modules <= documented, f"not in docs/reference/api/: {sorted(modules - documented)}"

@@ -6,11 +6,12 @@ account. AWS endpoints and credentials use the AWS SDK's own variables (``AWS_EN
 ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``...), which boto3 reads itself;
 the storefront's own settings use the ``STOREFRONT_`` prefix.
 
-Example:
-    >>> import os
-    >>> os.environ["STOREFRONT_DATABASE_URL"] = "postgresql+psycopg://app@db:5432/orders"
-    >>> Settings().database_url.startswith("postgresql")
-    True
+Examples:
+    >>> settings = Settings(cognito_user_pool_id="eu-west-1_Example", aws_region="eu-west-1")
+    >>> settings.issuer
+    'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example'
+    >>> settings.jwks_url
+    'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example/.well-known/jwks.json'
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Every name derives from ``Settings.resource_prefix`` (one prefix per environment
 ``storefront-prod``), so two environments never share a resource. The bus name derived here is
 ``<prefix>-events``, the default of ``Settings.event_bus_name`` for the default prefix.
 
-Example:
+Examples:
     >>> topology = build_topology(resource_prefix="storefront-dev")
     >>> topology.queue("fulfillment").name
     'storefront-dev-fulfillment'

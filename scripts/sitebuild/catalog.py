@@ -10,11 +10,12 @@ per problem, each naming the file, the entry and the field, for example::
 
     docs/data/stack.yaml: technologies[cloudflare].limits[0].source: Field required
 
-Example:
-    >>> from pathlib import Path
-    >>> catalog = load_catalog(Path("docs/data/stack.yaml"))  # doctest: +SKIP
-    >>> catalog.technology("cloudflare").layer  # doctest: +SKIP
+Examples:
+    >>> catalog = load_catalog(REPO_ROOT / "docs" / "data" / "stack.yaml")
+    >>> catalog.technology("cloudflare").layer
     'edge'
+    >>> [c.peer for c in catalog.connections("alb")]
+    ['route53', 'api-gateway', 'ecs-fargate']
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "load_catalog",
 ]
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -14,19 +14,8 @@ directly, for three reasons:
 * **Self-contained output.** The library's SVG points at icon files by absolute path, which breaks
   on any web server; :func:`render_svg` inlines every icon once, as a data URI.
 
-A diagram module looks like this::
-
-    from diagrams import Cluster
-    from sitebuild.diagramkit import Drawing, flow, tech
-
-    TITLE = "Request lifecycle"
-    ALT = "A request from the browser through Cloudflare ... to PostgreSQL."
-
-
-    def draw() -> Drawing:
-        with Drawing(TITLE) as drawing:
-            tech("cloudflare") >> flow("request", "1 HTTPS") >> tech("api-gateway")
-        return drawing
+A diagram module defines ``TITLE``, ``ALT`` and ``draw()``; ``diagrams/request_lifecycle.py`` is
+a short, complete one, and ``tests/test_diagrams.py`` renders every module.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Record domain events in the transactional outbox, in the caller's transaction.
 
-Example:
-    >>> with session_factory.begin() as session:  # doctest: +SKIP
-    ...     session.add(order)
-    ...     outbox.record(session, EventEnvelope(type="order.placed", source="orders", data=...))
-
-Both rows commit together or not at all: a rolled-back order never announces itself, and a
+Call :func:`record` with the session that writes the business row, inside its transaction
+(``tests/storefront/events/test_outbox.py`` commits an order and its event together). Both rows
+commit together or not at all: a rolled-back order never announces itself, and a
 committed one is always announced (eventually, by the relay).
 """
 

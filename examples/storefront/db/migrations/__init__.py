@@ -11,9 +11,8 @@ Migrations connect directly to the database, not through RDS Proxy: DDL takes lo
 Alembic keeps its running environment in module-level state: run one migration per process
 (two threads of one process must not migrate at the same time).
 
-Example:
-    >>> from storefront.db import migrations
-    >>> migrations.upgrade("postgresql+psycopg://app@db/storefront")  # doctest: +SKIP
+Run them with :func:`upgrade` (a deployment step, before the new tasks start) and :func:`downgrade`;
+``tests/storefront/db/test_migrations.py`` runs both against a real PostgreSQL server.
 """
 
 from __future__ import annotations
