@@ -170,7 +170,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
     """A copy of everything the build reads, to break on purpose."""
-    for name in ("docs", "scripts", "diagrams", "examples"):
+    for name in ("docs", "scripts", "diagrams", "examples", "tests"):
         shutil.copytree(
             REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
         )

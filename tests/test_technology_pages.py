@@ -115,3 +115,17 @@ def test_code_on_the_page_is_included_never_pasted(tech_id: str) -> None:
         )
     ]
     assert not pasted, f"code pasted instead of included with --8<--: {pasted}"
+
+
+@pytest.mark.parametrize("tech_id", IDS)
+def test_in_the_examples_includes_code_from_the_executable_examples(tech_id: str) -> None:
+    body = sections(page_text(tech_id)).get("In the examples", "")
+    includes = re.findall(r'^--8<-- "(examples/[^":]+):([a-z0-9-]+)"$', body, re.MULTILINE)
+    assert includes, "no snippet from examples/ in 'In the examples'"
+    assert "pytest" in body, "the section names no test command"
+
+
+@pytest.mark.parametrize("tech_id", IDS)
+def test_configuration_that_matters_includes_the_cdk_code_that_sets_it(tech_id: str) -> None:
+    body = sections(page_text(tech_id)).get("Configuration that matters", "")
+    assert re.search(r'^--8<-- "examples/infrastructure/[^"]+:[a-z0-9-]+"$', body, re.MULTILINE)

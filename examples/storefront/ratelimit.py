@@ -211,7 +211,7 @@ class RateLimitMiddleware:
         *,
         limiter: RateLimiter,
         client_key: Callable[[Request], str],
-        exempt_paths: frozenset[str] = frozenset({"/healthz"}),
+        exempt_paths: frozenset[str] = frozenset({"/health/ready", "/health/live"}),
     ) -> None:
         self._app = app
         self._limiter = limiter

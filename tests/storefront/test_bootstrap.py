@@ -429,3 +429,21 @@ def test_python_dash_m_runs_the_bootstrap(env: str, repo_root: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["topic_arn"].endswith(":storefront-notifications")
+
+
+def test_the_command_shown_on_the_run_page_bootstraps_a_moto_server(
+    env: str, repo_root: Any
+) -> None:
+    shown = (repo_root / "tests" / "storefront" / "bootstrap_command.sh").read_text("utf-8")
+    assert "http://127.0.0.1:5000" in shown
+    command = shown.replace("http://127.0.0.1:5000", os.environ["AWS_ENDPOINT_URL"])
+    result = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=repo_root,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["event_bus_name"] == "storefront-events"

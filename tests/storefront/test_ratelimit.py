@@ -229,7 +229,7 @@ def middleware_app(limiter: RateLimiter) -> FastAPI:
     def products() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/healthz")
+    @app.get("/health/ready")
     def health() -> dict[str, str]:
         return {"status": "healthy"}
 
@@ -253,7 +253,7 @@ def test_the_middleware_limits_every_route_with_a_json_reason(client: redis.Redi
 def test_the_middleware_never_limits_the_health_check(client: redis.Redis) -> None:
     app = middleware_app(RateLimiter(client, limit=1, window_s=60, clock=Clock()))
 
-    statuses = [get(app, "198.51.100.7", "/healthz").status_code for _ in range(3)]
+    statuses = [get(app, "198.51.100.7", "/health/ready").status_code for _ in range(3)]
 
     assert statuses == [200, 200, 200]
     assert client.exists("ratelimit:api:198.51.100.7") == 0
