@@ -32,7 +32,10 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[servers.PostgresServer]:
-    """One real PostgreSQL server for the session, on a free port."""
+    """One real PostgreSQL server for the session: ``DATABASE_URL``'s, else a new one."""
+    if os.environ.get("DATABASE_URL"):
+        yield servers.postgres_from_url(os.environ["DATABASE_URL"])
+        return
     with servers.run_postgres() as server:
         yield server
 
@@ -55,7 +58,10 @@ def postgres_dsn(postgres_server: servers.PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.RedisServer]:
-    """One real redis-server for the session, on a free port."""
+    """One real redis-server for the session: ``REDIS_URL``'s, or a new one on a free port."""
+    if os.environ.get("REDIS_URL"):
+        yield servers.redis_from_url(os.environ["REDIS_URL"])
+        return
     with servers.run_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
 

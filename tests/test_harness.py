@@ -64,3 +64,25 @@ def test_boto3_talks_http_to_the_moto_server(aws_environment: str) -> None:
     sqs.send_message(QueueUrl=url, MessageBody="hello")
     messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
     assert [m["Body"] for m in messages] == ["hello"]
+
+
+def test_a_database_url_describes_an_existing_server(
+    postgres_server: servers.PostgresServer,
+) -> None:
+    # What the fixture does with DATABASE_URL, pointed at the session's own server.
+    url = postgres_server.dsn().replace("postgresql://", "postgresql+psycopg://")
+    described = servers.postgres_from_url(url)
+    with psycopg.connect(described.dsn("postgres")) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    with_password = servers.postgres_from_url("postgresql://app:p%40ss@db.internal:6432/x")
+    assert with_password.dsn("t") == "postgresql://app:p%40ss@db.internal:6432/t"
+    with pytest.raises(servers.HarnessError, match="postgresql://"):
+        servers.postgres_from_url("mysql://db/x")
+
+
+def test_a_redis_url_describes_an_existing_server(redis_server: servers.RedisServer) -> None:
+    described = servers.redis_from_url(redis_server.url)
+    with redis.Redis.from_url(described.url) as client:
+        assert client.ping()
+    with pytest.raises(servers.HarnessError, match="redis://"):
+        servers.redis_from_url("memcached://cache:11211")

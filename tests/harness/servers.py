@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 START_TIMEOUT_S = 30.0
 
@@ -92,20 +93,44 @@ class PostgresServer:
     """A running throwaway PostgreSQL server.
 
     Attributes:
-        host: Always 127.0.0.1.
+        host: 127.0.0.1 for a server the harness started.
         port: The TCP port it listens on.
-        user: The superuser (trust authentication on loopback).
+        user: A user allowed to create databases (the superuser, trusted on loopback, for a
+            server the harness started).
         version: The server's ``server_version``.
+        password: The user's password, where the server needs one (from ``DATABASE_URL``).
     """
 
     host: str
     port: int
     user: str
     version: str
+    password: str | None = None
 
     def dsn(self, database: str = "postgres") -> str:
         """A libpq connection string for one database."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
+        return (
+            f"postgresql://{quote(self.user, safe='')}{secret}@{self.host}:{self.port}/{database}"
+        )
+
+
+def postgres_from_url(url: str) -> PostgresServer:
+    """Describe an existing server from a ``DATABASE_URL`` (its user must create databases).
+
+    Raises:
+        HarnessError: The URL is not a ``postgresql://`` URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in {"postgresql", "postgres"}:
+        raise HarnessError(f"DATABASE_URL must be a postgresql:// URL, not {parts.scheme}://")
+    return PostgresServer(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        version="",
+        password=unquote(parts.password) if parts.password else None,
+    )
 
 
 @contextlib.contextmanager
@@ -182,6 +207,18 @@ class RedisServer:
     def url(self) -> str:
         """A ``redis://`` URL for database 0."""
         return f"redis://{self.host}:{self.port}/0"
+
+
+def redis_from_url(url: str) -> RedisServer:
+    """Describe an existing server from a ``REDIS_URL`` (tests flush it: never point it at data).
+
+    Raises:
+        HarnessError: The URL is not a ``redis://`` URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise HarnessError(f"REDIS_URL must be a redis:// URL, not {parts.scheme}://")
+    return RedisServer(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
 
 
 @contextlib.contextmanager
