@@ -36,11 +36,14 @@ def draw() -> Drawing:
                     workers = tech(
                         "ecs-fargate", "workers: scale on queue depth", also=["nestjs", "typeorm"]
                     )
-                endpoints = box("VPC endpoints: ECR, Logs, Secrets Manager,\nSQS, EventBridge, S3")
+                endpoints = box(
+                    "VPC endpoints: ECR, Logs, Secrets Manager, SSM, KMS, STS,\n"
+                    "SQS, SNS, EventBridge, X-Ray, Cognito; S3 gateway"
+                )
             with cluster("isolated subnets", tint="#FFF3E0"):
                 data = tech("rds", "RDS, DocumentDB, ElastiCache", also=["documentdb", "redis"])
             with cluster("public subnets", tint="#E3F2FD"):
-                nat = box("NAT gateways (optional egress)")
+                nat = box("NAT gateways (one per zone in production)")
 
         cloudflare >> flow("control", "resolves origin") >> origin_dns
         origin_dns >> flow("control", "alias") >> gateway
@@ -53,5 +56,5 @@ def draw() -> Drawing:
         workers >> flow("request", "SQL, MongoDB API") >> data
         apis >> flow("request", "AWS APIs") >> endpoints
         workers >> flow("request", "AWS APIs") >> endpoints
-        workers >> flow("control", "optional egress") >> nat
+        workers >> flow("control", "egress: webhooks, public endpoints") >> nat
     return drawing
