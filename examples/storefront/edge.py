@@ -56,7 +56,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -65,11 +64,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storefront import aws
 from storefront.logs import get_logger
+from storefront.ranges import Network, load_ranges
 from storefront.settings import Settings, get_settings
 
 _log = get_logger(__name__)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 CLOUDFLARE_IPS_PAGE = "https://www.cloudflare.com/ips/"
@@ -77,52 +76,6 @@ CLOUDFLARE_IPS_V4 = "https://www.cloudflare.com/ips-v4"
 CLOUDFLARE_IPS_V6 = "https://www.cloudflare.com/ips-v6"
 CLOUDFLARE_IPS_API = "https://api.cloudflare.com/client/v4/ips"
 CF_CONNECTING_IP = "cf-connecting-ip"
-
-
-# --8<-- [start:load-ranges]
-class RangesFileError(ValueError):
-    """A ranges file that cannot be used; the message names the file and the line."""
-
-
-def parse_ranges(lines: Iterable[str], source: str = "<ranges>") -> tuple[Network, ...]:
-    """Parse CIDR ranges, one per line; ``#`` starts a comment; blank lines are skipped.
-
-    Args:
-        lines: The lines (for example ``Path.read_text().splitlines()``).
-        source: What to call the input in error messages (the file's path).
-
-    Returns:
-        The networks, in file order, duplicates dropped.
-
-    Raises:
-        RangesFileError: A line is not a network in CIDR notation (host bits set included), or
-            there is no range at all (an empty allow-list would lock every visitor out).
-    """
-    networks: dict[Network, None] = {}
-    for number, raw in enumerate(lines, start=1):
-        text = raw.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            networks[ipaddress.ip_network(text, strict=True)] = None
-        except ValueError as error:
-            raise RangesFileError(f"{source}:{number}: not a CIDR range: {text!r}") from error
-    if not networks:
-        raise RangesFileError(f"{source}: no ranges")
-    return tuple(networks)
-
-
-def load_ranges(path: str | Path) -> tuple[Network, ...]:
-    """Load Cloudflare's ranges from a file (see ``data/cloudflare-ips.txt``).
-
-    Raises:
-        RangesFileError: The file holds a bad line or no range.
-        OSError: The file cannot be read.
-    """
-    return parse_ranges(Path(path).read_text(encoding="utf-8").splitlines(), source=str(path))
-
-
-# --8<-- [end:load-ranges]
 
 
 # --8<-- [start:client-ip]

@@ -33,9 +33,9 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
+from storefront import ranges
 from storefront.settings import Settings, get_settings
 
 # --- Limits and defaults that the values below are checked against ----------------------------
@@ -88,29 +88,8 @@ S3_IA_MIN_DAYS = 30
 # https://www.cloudflare.com/ips/ (Cloudflare's published ranges; read on copies of
 # https://www.cloudflare.com/ips-v4 and /ips-v6 dated 2026-02-11). Set
 # STOREFRONT_TRUSTED_PROXY_RANGES_FILE to use a freshly synced list instead.
-CLOUDFLARE_IP_RANGES: tuple[str, ...] = (
-    "173.245.48.0/20",
-    "103.21.244.0/22",
-    "103.22.200.0/22",
-    "103.31.4.0/22",
-    "141.101.64.0/18",
-    "108.162.192.0/18",
-    "190.93.240.0/20",
-    "188.114.96.0/20",
-    "197.234.240.0/22",
-    "198.41.128.0/17",
-    "162.158.0.0/15",
-    "104.16.0.0/13",
-    "104.24.0.0/14",
-    "172.64.0.0/13",
-    "131.0.72.0/22",
-    "2400:cb00::/32",
-    "2606:4700::/32",
-    "2803:f800::/32",
-    "2405:b500::/32",
-    "2405:8100::/32",
-    "2a06:98c0::/29",
-    "2c0f:f248::/32",
+CLOUDFLARE_IP_RANGES: tuple[str, ...] = tuple(
+    str(network) for network in ranges.load_ranges(ranges.CLOUDFLARE_RANGES_FILE)
 )
 
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (general purpose
@@ -869,22 +848,12 @@ def load_ranges(path: str | None) -> tuple[str, ...]:
     """The CDN's address ranges: from ``path`` (one CIDR per line, ``#`` comments) or built in.
 
     Raises:
-        ValueError: A line is not a CIDR range, or the file lists none.
+        ValueError: A line is not a CIDR range, or the file lists none
+            (:class:`storefront.ranges.RangesFileError`).
     """
     if not path:
         return CLOUDFLARE_IP_RANGES
-    ranges: list[str] = []
-    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            ranges.append(str(ipaddress.ip_network(line)))
-        except ValueError as error:
-            raise ValueError(f"{path}:{number}: not a CIDR range: {line!r}") from error
-    if not ranges:
-        raise ValueError(f"{path}: no ranges")
-    return tuple(ranges)
+    return tuple(str(network) for network in ranges.load_ranges(path))
 
 
 def build_topology(

@@ -21,17 +21,15 @@ from storefront import aws, edge
 from storefront.edge import (
     CacheKind,
     CachePolicyMiddleware,
-    RangesFileError,
     WafIpSet,
     cache_headers,
     client_address,
     client_ip,
-    load_ranges,
-    parse_ranges,
     sync_ip_set,
     sync_prefix_list,
     sync_waf_ip_set,
 )
+from storefront.ranges import RangesFileError, load_ranges, parse_ranges
 from storefront.settings import get_settings
 from structlog.testing import capture_logs
 
