@@ -182,3 +182,12 @@ def site_copy(tmp_path: Path) -> Path:
         )
     shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser suite last.
+
+    Playwright's sync API keeps an asyncio event loop running in the main thread until its session
+    fixture ends, so ``anyio.run`` (used by the FastAPI tests) would fail in any test after it.
+    """
+    items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))
