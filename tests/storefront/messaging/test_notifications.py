@@ -130,4 +130,13 @@ def test_a_notification_published_twice_is_sent_once_and_continues_the_trace(
     ]
     assert {s.parent.span_id for s in publishes} == {parent.get_span_context().span_id}
     assert processed.context.trace_id == parent.get_span_context().trace_id
-    assert processed.parent.span_id in {s.context.span_id for s in publishes}
+    # The consumer continues the publish: its parent is our publish span or, where the botocore
+    # instrumentation is active (another test installed it), the SNS "send" span inside it, which
+    # then carries the context in the message attributes itself.
+    publish_ids = {s.context.span_id for s in publishes}
+    sns_calls = {
+        s.context.span_id
+        for s in finished
+        if s.parent is not None and s.parent.span_id in publish_ids
+    }
+    assert processed.parent.span_id in publish_ids | sns_calls
