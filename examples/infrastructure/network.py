@@ -33,8 +33,14 @@ DOCUMENTDB_PORT = 27017
 HTTPS = 443
 
 # The interface endpoints the tasks need: image pulls (ECR API and Docker registry), logs,
-# secrets, the messaging APIs, STS, X-Ray, KMS, SSM (the collector's configuration) and the
-# Cognito API (the accounts service's staff administration).
+# secrets, the messaging APIs, STS, X-Ray, KMS and SSM (the collector's configuration).
+# No Cognito (cognito-idp) endpoint: a user pool with a domain assigned cannot be used through
+# AWS PrivateLink (requests transiting the endpoint do not complete), and both storefront pools
+# have a managed-login domain; with private DNS the endpoint would capture every call to
+# cognito-idp.<region>.amazonaws.com, the accounts service's Admin* calls and the services' JWKS
+# fetches alike. They leave through the NAT gateways instead.
+# https://docs.aws.amazon.com/cognito/latest/developerguide/vpc-interface-endpoints.html
+# (checked 2026-12-03; the footnotes saying so were read on the ko_kr and zh_cn copies).
 INTERFACE_ENDPOINTS: tuple[tuple[str, ec2.InterfaceVpcEndpointAwsService], ...] = (
     ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
     ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
@@ -47,7 +53,6 @@ INTERFACE_ENDPOINTS: tuple[tuple[str, ec2.InterfaceVpcEndpointAwsService], ...] 
     ("XRay", ec2.InterfaceVpcEndpointAwsService.XRAY),
     ("Kms", ec2.InterfaceVpcEndpointAwsService.KMS),
     ("Ssm", ec2.InterfaceVpcEndpointAwsService.SSM),
-    ("CognitoIdp", ec2.InterfaceVpcEndpointAwsService.COGNITO_IDP),
 )
 
 

@@ -6,6 +6,7 @@ Route 53 pages.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -66,6 +67,18 @@ def test_the_aws_apis_are_reached_through_vpc_endpoints(prod: Synthesized) -> No
     gateway = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
     assert len(gateway) == 1
     assert "s3" in str(gateway[0]["Properties"]["ServiceName"])
+
+
+def test_no_cognito_endpoint_captures_the_user_pool_calls(prod: Synthesized) -> None:
+    # A user pool with a domain cannot be used through PrivateLink; both pools have one, so the
+    # Admin* calls and the JWKS fetches must leave through NAT, not a cognito-idp endpoint.
+    services = json.dumps(
+        [
+            e["Properties"]["ServiceName"]
+            for e in prod.resources(LAYER, "AWS::EC2::VPCEndpoint").values()
+        ]
+    )
+    assert "cognito" not in services, services
 
 
 def test_the_events_endpoint_allows_put_events_on_the_storefront_bus_only(
