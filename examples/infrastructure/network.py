@@ -215,9 +215,10 @@ class NetworkStack(Stack):
         """The security group of one service's tasks, with the rules it needs and no more.
 
         HTTPS egress to any address is the one rule that names no security group: API tasks
-        fetch the Cognito JWKS through the NAT gateways, and every task reaches S3 (including
-        ECR's image layers) through the gateway endpoint, whose AWS-managed prefix list id is
-        Region-specific; with ``s3_prefix_list_id`` set, workers use that prefix list instead.
+        fetch the Cognito JWKS through the NAT gateways, the notification sender delivers
+        webhooks to the internet, and every task reaches S3 (including ECR's image layers)
+        through the gateway endpoint, whose AWS-managed prefix list id is Region-specific; with
+        ``s3_prefix_list_id`` set, the other workers use that prefix list instead.
         """
         from infrastructure.services import service as lookup
 
@@ -225,9 +226,11 @@ class NetworkStack(Stack):
         group = self._group(f"Task{_pascal(name)}Sg", f"Tasks of the {name} service")
         group.add_egress_rule(self.endpoints_sg, ec2.Port.tcp(HTTPS), "to the AWS APIs")
         self.endpoints_sg.add_ingress_rule(group, ec2.Port.tcp(HTTPS), f"from {name} tasks")
-        if service.is_api or self._settings.s3_prefix_list_id is None:
+        if service.is_api or service.internet_egress or self._settings.s3_prefix_list_id is None:
             group.add_egress_rule(
-                ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "HTTPS: S3 gateway endpoint, JWKS via NAT"
+                ec2.Peer.any_ipv4(),
+                ec2.Port.tcp(HTTPS),
+                "HTTPS: S3 gateway endpoint; JWKS and webhooks via NAT",
             )
         else:
             group.add_egress_rule(

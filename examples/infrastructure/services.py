@@ -40,6 +40,9 @@ class Service:
         staff_admin: Whether it administers staff users in the staff user pool.
         event_store_user: Its DocumentDB user (``event_writer`` / ``analytics_reader``), or None.
         public_reads: Whether ``GET`` on its routes is anonymous (cacheable at Cloudflare).
+        internet_egress: Whether it calls hosts on the internet through the NAT gateways
+            (the notification sender's webhook deliveries); such a worker keeps HTTPS egress to
+            any address even when the other workers are narrowed to the S3 prefix list.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Service:
     staff_admin: bool = False
     event_store_user: str | None = None
     public_reads: bool = False
+    internet_egress: bool = False
 
     @property
     def path(self) -> str:
@@ -105,6 +109,7 @@ SERVICES: tuple[Service, ...] = (
         "notification-sender",
         "worker",
         consumes=("notify-email", "notify-sms", "notify-webhook"),
+        internet_egress=True,
     ),
 )
 # --8<-- [end:services]

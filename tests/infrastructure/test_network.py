@@ -168,15 +168,26 @@ def test_egress_is_named_except_https_for_the_s3_gateway_and_jwks(prod: Synthesi
             assert rule["CidrIp"] == "255.255.255.255/32", rule
 
 
-def test_with_a_prefix_list_workers_reach_s3_without_any_address_rule(variant: Synthesized) -> None:
-    for rule in rules(variant, "egress"):
-        if rule.get("CidrIp") == "0.0.0.0/0":
-            name = rule["group"]
-            assert any(
-                name.startswith("Task" + "".join(p.capitalize() for p in s.name.split("-")) + "Sg")
-                for s in SERVICES
-                if s.is_api
-            ), name
+def _group_prefix(name: str) -> str:
+    return "Task" + "".join(part.capitalize() for part in name.split("-")) + "Sg"
+
+
+def test_with_a_prefix_list_only_apis_and_the_webhook_sender_keep_any_address_https(
+    variant: Synthesized,
+) -> None:
+    open_groups = {
+        rule["group"] for rule in rules(variant, "egress") if rule.get("CidrIp") == "0.0.0.0/0"
+    }
+    allowed = [_group_prefix(s.name) for s in SERVICES if s.is_api or s.internet_egress]
+    for name in open_groups:
+        assert any(name.startswith(prefix) for prefix in allowed), name
+    # The notification sender delivers webhooks to the internet: narrowing it to S3 would
+    # silently stop them (every delivery would time out and end in the DLQ).
+    sender = _group_prefix("notification-sender")
+    assert any(name.startswith(sender) for name in open_groups), open_groups
+    # The other workers reach S3 only through the prefix list.
+    fulfillment = _group_prefix("fulfillment")
+    assert not any(name.startswith(fulfillment) for name in open_groups), open_groups
 
 
 def test_the_origin_zone_is_public_and_kept_the_internal_zone_private(prod: Synthesized) -> None:
