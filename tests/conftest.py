@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -17,6 +18,9 @@ import redis
 import urllib3
 
 from tests.harness import servers
+
+if TYPE_CHECKING:
+    from tests.infrastructure.synthesis import Synthesized
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +106,26 @@ def aws_environment(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     yield moto_endpoint
     urllib3.request("POST", f"{moto_endpoint}/moto-api/reset", timeout=10)
+
+
+# --- The CDK app, synthesized once per session ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The production CDK app, as the technology pages describe it (synthesized offline)."""
+    # Imported here: loading the CDK starts a Node.js process, which only these tests need.
+    from tests.infrastructure.synthesis import synthesize_prod
+
+    return synthesize_prod(tmp_path_factory.mktemp("cdk-prod"))
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The dev CDK app with every opt-in switched on."""
+    from tests.infrastructure.synthesis import synthesize_variant
+
+    return synthesize_variant(tmp_path_factory.mktemp("cdk-variant"))
 
 
 # --- The built site -------------------------------------------------------------------------

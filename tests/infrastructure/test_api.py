@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 from infrastructure.api import ACCESS_LOG_FORMAT
 from infrastructure.services import api_services
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "api"
 

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 from infrastructure.compute import ALB_SSL_POLICY
 from infrastructure.services import CONTAINER_PORT, HEALTH_PATH, SERVICES, api_services
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "compute"
 
@@ -380,7 +380,6 @@ def test_consumers_may_receive_only_from_their_own_queues(prod: Synthesized) -> 
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:ChangeMessageVisibility",
-            "sqs:GetQueueAttributes",
         }
         resources = (
             statement["Resource"]
@@ -400,16 +399,18 @@ def test_only_the_relays_publish_events_and_only_their_own_source(prod: Synthesi
             assert condition == {"StringEquals": {"events:source": f"storefront.{name[:-6]}"}}
 
 
-def test_orders_reads_and_writes_only_its_receipts_prefix(prod: Synthesized) -> None:
+def test_only_the_notifications_worker_writes_receipts_and_only_under_its_prefix(
+    prod: Synthesized,
+) -> None:
     statements = task_role_statements(prod)
-    orders = _actions(statements["orders"])
-    statement = orders["s3:PutObject"]
-    assert set(statement["Action"]) == {"s3:PutObject", "s3:GetObject"}
+    notifications = _actions(statements["notifications"])
+    statement = notifications["s3:PutObject"]
+    assert statement["Action"] == "s3:PutObject"  # it writes receipts; it reads none
     assert statement["Resource"]["Fn::Join"][1][-1].endswith(
-        f":s3:::{prod.settings.resource_prefix}-receipts/orders/*"
+        f":s3:::{prod.settings.resource_prefix}-receipts/receipts/*"
     )
     for name, other in statements.items():
-        if name != "orders":
+        if name != "notifications":
             assert not any(a.startswith("s3:") for a in _actions(other)), name
 
 

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 from infrastructure.services import SERVICES, database_users
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "data"
 

@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 from infrastructure.edge import CLIENT_IP_HEADER, CORE_RULE_SET_VERSION, ORIGIN_HEADER
 from infrastructure.services import api_services
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "edge"
 

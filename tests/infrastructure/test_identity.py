@@ -5,7 +5,7 @@ from __future__ import annotations
 from infrastructure.runtime import RESOURCE_SERVER_ID, STAFF_GROUPS
 from infrastructure.services import api_services
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "identity"
 

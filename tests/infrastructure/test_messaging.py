@@ -6,7 +6,7 @@ from typing import Any
 
 from infrastructure.messaging import MAX_MESSAGE_SIZE_BYTES
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "messaging"
 

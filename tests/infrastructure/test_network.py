@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match
 from infrastructure.network import INTERFACE_ENDPOINTS
 from infrastructure.services import SERVICES
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "network"
 

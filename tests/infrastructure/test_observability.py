@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 LAYER = "observability"
 

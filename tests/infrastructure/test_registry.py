@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infrastructure.services import SERVICES
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 
 def test_each_service_has_an_immutable_scanned_repository(prod: Synthesized) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from infrastructure.inventory import inventory, render
 from infrastructure.stacks import LAYERS
 
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.synthesis import Synthesized
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).with_name("snapshots")

@@ -1,4 +1,7 @@
-"""Synthesize the CDK app once per session, in process, offline.
+"""Synthesize the CDK app in process, offline (the ``prod`` and ``variant`` fixtures use it).
+
+The session fixtures live in ``tests/conftest.py`` so that every test package (the CDK tests, the
+scenarios that assert deployed settings) shares one synthesis of each app.
 
 Two apps: ``prod`` with the production settings, whose values the technology pages state, and
 ``variant``, the dev environment with every opt-in switched on (Shield Advanced, a standby
@@ -13,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-import pytest
 from aws_cdk.assertions import Template
 from infrastructure.inventory import SNAPSHOT_ACCOUNT, SNAPSHOT_REGION, cdk_context
 from infrastructure.runtime import load_topology
@@ -89,15 +91,13 @@ def synthesize(settings: EnvironmentSettings, outdir: Path) -> Synthesized:
     return Synthesized(storefront, templates, outdir)
 
 
-@pytest.fixture(scope="session")
-def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def synthesize_prod(outdir: Path) -> Synthesized:
     """The production environment, as the technology pages describe it."""
     settings = settings_for("prod", region=SNAPSHOT_REGION, account=SNAPSHOT_ACCOUNT)
-    return synthesize(settings, tmp_path_factory.mktemp("cdk-prod"))
+    return synthesize(settings, outdir)
 
 
-@pytest.fixture(scope="session")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def synthesize_variant(outdir: Path) -> Synthesized:
     """Dev with every opt-in on."""
     settings = settings_for(
         "dev",
@@ -114,4 +114,4 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         truststore_version="3",
         origin_secret_rotation=2,
     )
-    return synthesize(settings, tmp_path_factory.mktemp("cdk-variant"))
+    return synthesize(settings, outdir)
