@@ -33,9 +33,14 @@ checked 2026-12-03), which an AWS blog of January 2026 raises to 1 MB
 Uncertain: the API reference copies still say 256 KB). The relay keeps each request under
 ``max_request_bytes`` (256 KB by default) and parks a single entry above it.
 
-The transaction stays open while ``PutEvents`` runs, so the relay's engine needs an
-``idle_in_transaction_timeout_ms`` above the SDK's worst case (retries included), and the relay
-should not go through RDS Proxy with other traffic (row locks pin nothing, but a long
+The transaction stays open while ``PutEvents`` runs, so a run claims one request's worth of rows
+by default (``batch_size`` = 10, the ``PutEvents`` maximum): the transaction then lasts one
+request, retries included, instead of up to ten in a row. A larger batch multiplies that time; a
+burst that slows ``PutEvents`` (throttling, SDK retries) would then outlast PostgreSQL's
+``idle_in_transaction_session_timeout``, the session would be ended after the events were sent, and
+every row of the batch would be published again (duplicates, never loss; a load test saw it). The
+relay's engine still needs an ``idle_in_transaction_timeout_ms`` above one request's worst case,
+and the relay should not go through RDS Proxy with other traffic (row locks pin nothing, but a long
 transaction holds a proxy connection).
 
 Not emulated by moto: per-entry failures of valid entries (throttling, internal errors) and
@@ -103,7 +108,8 @@ class OutboxRelay:
         sessions: Sessions on the service's database.
         bus_name: The event bus; defaults to ``Settings.event_bus_name``.
         events_client: A boto3 ``events`` client; defaults to one from :mod:`storefront.aws`.
-        batch_size: Rows claimed per run (and held locked while they are published).
+        batch_size: Rows claimed per run (and held locked while they are published); the
+            default, one ``PutEvents`` request's worth, keeps each transaction to one request.
         max_attempts: Attempts before a failing row is parked.
         max_request_bytes: Upper bound of one ``PutEvents`` request's entries.
         retry_base_s: Delay after the first failed attempt; doubled after each further one.
@@ -117,7 +123,7 @@ class OutboxRelay:
         *,
         bus_name: str | None = None,
         events_client: Any = None,
-        batch_size: int = 100,
+        batch_size: int = MAX_ENTRIES_PER_REQUEST,
         max_attempts: int = 12,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         retry_base_s: float = 1.0,
