@@ -27,7 +27,12 @@ a code change:
 **Idempotent appends.** An event's ``_id`` is the envelope's id, and ``_id`` has a unique index in
 every collection, so a redelivered event fails the insert with a duplicate-key error and
 :meth:`EventStore.append` reports it as already stored; a different event reusing an id is an
-error, not a silent overwrite.
+error, not a silent overwrite. A BSON date keeps milliseconds, so :class:`StoredEvent` holds its
+time to the millisecond: otherwise the stored copy of an event with a microsecond timestamp
+(every live event) would differ from its redelivery, and the redelivery would be reported as a
+conflict instead of a duplicate (a BSON date is milliseconds since the epoch:
+https://manpages.debian.org/trixie/libbson-doc/bson_iter_date_time.3.en.html, MongoDB's libbson,
+checked 2026-12-03).
 
 **Pipelines.** They use only ``$match`` (with equality, ``$gte`` and ``$lt``), ``$unwind``,
 ``$group`` with ``$sum`` and ``$multiply``, ``$sort`` and ``$limit``, each documented for
@@ -180,6 +185,12 @@ def _minute(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def _milliseconds(moment: datetime) -> datetime:
+    """The time in UTC as a BSON date keeps it: to the millisecond."""
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1_000 * 1_000)
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """An event as the store keeps it.
@@ -190,7 +201,7 @@ class StoredEvent:
         source: The producing service.
         aggregate: The aggregate kind, the type's first part (``order``).
         aggregate_id: The aggregate's id (``data.order_id`` for order events).
-        occurred_at: When it happened (UTC).
+        occurred_at: When it happened (UTC), to the millisecond (a BSON date's precision).
         data: The payload.
     """
 
@@ -201,6 +212,11 @@ class StoredEvent:
     aggregate_id: str
     occurred_at: datetime
     data: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # BSON dates (MongoDB, DocumentDB, mongomock) keep milliseconds: hold the time as the
+        # store gives it back, so a redelivered event equals its stored copy, not a conflict.
+        object.__setattr__(self, "occurred_at", _milliseconds(self.occurred_at))
 
     @classmethod
     def from_envelope(cls, envelope: EventEnvelope) -> StoredEvent:

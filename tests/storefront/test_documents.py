@@ -63,6 +63,17 @@ def test_an_event_is_appended_once_however_often_it_is_delivered(store: d.EventS
     assert stored.aggregate == "order"
 
 
+def test_a_redelivered_event_with_a_microsecond_time_is_a_duplicate_not_a_conflict(
+    store: d.EventStore,
+) -> None:
+    # A BSON date keeps milliseconds; live events carry microseconds.
+    envelope = placed("o-1", T0.replace(microsecond=123_456), ("SKU-A", 1, 500))
+    assert store.append(envelope) is True
+    assert store.append(envelope) is False
+    (stored,) = store.history("o-1")
+    assert stored.occurred_at == T0.replace(microsecond=123_000)
+
+
 def test_another_event_reusing_an_id_is_an_error_not_an_overwrite(store: d.EventStore) -> None:
     original = placed("o-1", T0, ("SKU-A", 1, 500))
     store.append(original)
