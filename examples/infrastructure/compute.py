@@ -401,7 +401,11 @@ class ComputeStack(Stack):
             ),
         )
         app.add_mount_points(
-            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
+            ecs.MountPoint(
+                container_path="/tmp",  # noqa: S108 - the task's own empty volume, not a shared /tmp
+                source_volume="tmp",
+                read_only=False,
+            )
         )
         app.add_container_dependencies(
             ecs.ContainerDependency(
@@ -604,7 +608,6 @@ class ComputeStack(Stack):
                         "sqs:ReceiveMessage",
                         "sqs:DeleteMessage",
                         "sqs:ChangeMessageVisibility",
-                        "sqs:GetQueueAttributes",
                     ],
                     resources=[self._messaging.queues[key].attr_arn for key in service.consumes],
                 )
@@ -642,17 +645,19 @@ class ComputeStack(Stack):
             )
         if service.receipts_prefix:
             bucket = self._topology.bucket("receipts").name
+            # Single-part PUTs of SSE-KMS objects: kms:GenerateDataKey only (kms:Decrypt is
+            # for reads and multipart uploads, which the service does not make).
             statements.append(
                 iam.PolicyStatement(
-                    sid="ReadAndWriteItsReceipts",
-                    actions=["s3:PutObject", "s3:GetObject"],
+                    sid="WriteItsReceipts",
+                    actions=["s3:PutObject"],
                     resources=[f"arn:{partition}:s3:::{bucket}/{service.receipts_prefix}*"],
                 )
             )
             statements.append(
                 iam.PolicyStatement(
                     sid="ReceiptsKey",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    actions=["kms:GenerateDataKey"],
                     resources=[self._data.bucket_keys["receipts"].key_arn],
                 )
             )

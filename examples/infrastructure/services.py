@@ -36,7 +36,7 @@ class Service:
         consumes: The ``storefront.topology`` keys of the queues it receives from.
         event_source: The EventBridge ``source`` it may publish (outbox relays only).
         publishes_notifications: Whether it publishes to the SNS notifications topic.
-        receipts_prefix: The receipts-bucket key prefix it reads and writes, or None.
+        receipts_prefix: The receipts-bucket key prefix it writes receipts under, or None.
         staff_admin: Whether it administers staff users in the staff user pool.
         event_store_user: Its DocumentDB user (``event_writer`` / ``analytics_reader``), or None.
         public_reads: Whether ``GET`` on its routes is anonymous (cacheable at Cloudflare).
@@ -89,7 +89,7 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("catalog", "api", database_user="catalog_app", cache_user=True, public_reads=True),
     Service("cart", "api", database_user="cart_app", cache_user=True, rate_limiter=True),
-    Service("orders", "api", database_user="orders_app", receipts_prefix="orders/"),
+    Service("orders", "api", database_user="orders_app"),
     Service("payments", "api", database_user="payments_app"),
     Service("accounts", "api", database_user="accounts_app", staff_admin=True),
     Service("analytics", "api", event_store_user="analytics_reader"),
@@ -103,8 +103,22 @@ SERVICES: tuple[Service, ...] = (
         event_source="storefront.fulfillment",
     ),
     Service("fulfillment", "worker", database_user="fulfillment_app", consumes=("fulfillment",)),
-    Service("event-store", "worker", consumes=("analytics",), event_store_user="event_writer"),
-    Service("notifications", "worker", consumes=("notifications",), publishes_notifications=True),
+    # Every consumer records what it processed in PostgreSQL (storefront.messaging.consumer).
+    Service(
+        "event-store",
+        "worker",
+        database_user="event_store_app",
+        consumes=("analytics",),
+        event_store_user="event_writer",
+    ),
+    Service(
+        "notifications",
+        "worker",
+        database_user="notifications_app",
+        consumes=("notifications",),
+        publishes_notifications=True,
+        receipts_prefix="receipts/",
+    ),
     Service(
         "notification-sender",
         "worker",
