@@ -23,6 +23,7 @@ from storefront.auth import Principal, Role, require_role
 from storefront.documents import EventStore
 from storefront.edge import CachePolicyMiddleware
 from storefront.messaging.consumer import Consumer, ConsumerOptions, InvalidMessageError, Message
+from storefront.responses import error_responses
 
 NAME = "analytics"
 Minutes = Annotated[int, Query(ge=1, le=24 * 60)]
@@ -64,7 +65,7 @@ def create_app(store: EventStore) -> FastAPI:
     Returns:
         The app.
     """
-    app = FastAPI(title="analytics")
+    app = FastAPI(title="analytics", responses=error_responses(401, 403))  # every route: staff
 
     def window(minutes: int) -> tuple[datetime, datetime]:
         until = datetime.now(UTC) + timedelta(minutes=1)

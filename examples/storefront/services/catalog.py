@@ -16,14 +16,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import Depends, FastAPI, HTTPException, Path
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from storefront.auth import Principal, Role, require_role
 from storefront.cache import CatalogCache, product_key
 from storefront.db.models import Product
 from storefront.edge import CachePolicyMiddleware
+from storefront.request_body import RequestBodyMiddleware
+from storefront.responses import error_responses, install_validation_handler
+
+Sku = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="A product's SKU."),
+]
+"""A SKU in a path: what the products table can hold, refused (422) before any cache or query."""
 
 
 @dataclass
@@ -41,6 +49,8 @@ class CacheStats:
 
 class NewPrice(BaseModel):
     """The body of a price change."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # "12" or true is not a price
 
     price_minor: int = Field(ge=0, le=100_000_000, description="Unit price in minor units.")
 
@@ -68,8 +78,8 @@ def create_app(sessions: sessionmaker[Session], cache: CatalogCache) -> FastAPI:
     app = FastAPI(title="catalog")
     stats = app.state.cache_stats = CacheStats()
 
-    @app.get("/catalog/products/{sku}")
-    def get_product(sku: str) -> dict[str, Any]:
+    @app.get("/catalog/products/{sku}", responses=error_responses(404))
+    def get_product(sku: Sku) -> dict[str, Any]:
         loaded = False
 
         def load() -> dict[str, Any] | None:
@@ -86,9 +96,11 @@ def create_app(sessions: sessionmaker[Session], cache: CatalogCache) -> FastAPI:
             raise HTTPException(404, {"error": "not_found", "reason": f"no product {sku}"})
         return body
 
-    @app.put("/catalog/products/{sku}/price")
+    @app.put(
+        "/catalog/products/{sku}/price", responses=error_responses(400, 401, 403, 404, 413, 415)
+    )
     def set_price(
-        sku: str,
+        sku: Sku,
         change: NewPrice,
         _staff: Annotated[Principal, Depends(require_role(Role.STAFF))],
     ) -> dict[str, Any]:
@@ -101,6 +113,8 @@ def create_app(sessions: sessionmaker[Session], cache: CatalogCache) -> FastAPI:
             session.flush()
             return _product_body(product)
 
+    install_validation_handler(app)
+    app.add_middleware(RequestBodyMiddleware)
     app.add_middleware(CachePolicyMiddleware, public_prefixes=("/catalog/products",))
     return app
 

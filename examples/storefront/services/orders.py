@@ -19,12 +19,13 @@ Answers, never a 500 for anything a client sends:
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -37,6 +38,8 @@ from storefront.events import outbox
 from storefront.events.envelope import EventEnvelope
 from storefront.logs import get_logger
 from storefront.ratelimit import RateLimiter, rate_limit
+from storefront.request_body import RequestBodyMiddleware
+from storefront.responses import error_responses, install_validation_handler
 from storefront.settings import get_settings
 from storefront.topology import ORDER_PLACED
 
@@ -47,13 +50,15 @@ Customer = Annotated[Principal, Depends(authenticated())]
 Staff = Annotated[Principal, Depends(require_role(Role.STAFF))]
 """A caller with the staff role."""
 ORDER_CANCELLED = "order.cancelled"
+OrderStatus = Literal["pending", "confirmed", "shipped", "cancelled"]
+"""The statuses an order can have (the ``status_known`` constraint of the orders table)."""
 
 
 # --8<-- [start:order-body]
 class LineIn(BaseModel):
     """One line of a new order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" or true is not a quantity
 
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
     quantity: int = Field(ge=1, le=100)
@@ -62,9 +67,17 @@ class LineIn(BaseModel):
 class NewOrder(BaseModel):
     """The body of ``POST /orders``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     lines: list[LineIn] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _one_line_per_product(self) -> NewOrder:
+        """Refuse a SKU on two lines: repeated lines would get round the quantity limit."""
+        counts = Counter(line.sku for line in self.lines)
+        if repeated := sorted(sku for sku, count in counts.items() if count > 1):
+            raise ValueError(f"each product goes on one line; repeated: {', '.join(repeated)}")
+        return self
 
 
 # --8<-- [end:order-body]
@@ -161,12 +174,19 @@ def create_app(sessions: sessionmaker[Session], limiter: RateLimiter | None = No
     # --8<-- [start:orders-routes]
     limits = [Depends(rate_limit(limiter, client_key))] if limiter else []
 
-    @app.post("/orders", status_code=201, dependencies=limits)
+    @app.post(
+        "/orders",
+        status_code=201,
+        dependencies=limits,
+        responses=error_responses(400, 401, 413, 415, 429, 503),
+    )
     def create(new: NewOrder, principal: Customer) -> dict[str, Any]:
         with _database_or_503(), sessions.begin() as session:
             return order_body(place_order(session, principal.subject, new))
 
-    @app.post("/orders/{order_id}/cancel")
+    @app.post(
+        "/orders/{order_id}/cancel", responses=error_responses(400, 401, 404, 409, 413, 415, 503)
+    )
     def cancel(order_id: uuid.UUID, principal: Customer) -> dict[str, Any]:
         with _database_or_503(), sessions.begin() as session:
             order = owned(session, order_id, principal)
@@ -187,17 +207,19 @@ def create_app(sessions: sessionmaker[Session], limiter: RateLimiter | None = No
 
     # --8<-- [end:orders-routes]
 
-    @app.get("/orders/{order_id}")
+    @app.get("/orders/{order_id}", responses=error_responses(401, 404, 503))
     def read(order_id: uuid.UUID, principal: Customer) -> dict[str, Any]:
         with _database_or_503(), sessions() as session:
             return order_body(owned(session, order_id, principal))
 
-    @app.get("/staff/orders")
-    def pending(_staff: Staff, status: str = "pending") -> list[Any]:
+    @app.get("/staff/orders", responses=error_responses(401, 403, 503))
+    def pending(_staff: Staff, status: OrderStatus = "pending") -> list[Any]:
         with _database_or_503(), sessions() as session:
             query = select(Order).where(Order.status == status).order_by(Order.created_at)
             return [order_body(order) for order in session.scalars(query.limit(100))]
 
     # Personal answers: never stored by Cloudflare or a browser.
+    install_validation_handler(app)
+    app.add_middleware(RequestBodyMiddleware)
     app.add_middleware(CachePolicyMiddleware, public_prefixes=())
     return app
