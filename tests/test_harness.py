@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
 import psycopg
 import pytest
@@ -86,3 +88,25 @@ def test_a_redis_url_describes_an_existing_server(redis_server: servers.RedisSer
         assert client.ping()
     with pytest.raises(servers.HarnessError, match="redis://"):
         servers.redis_from_url("memcached://cache:11211")
+
+
+def test_a_restarted_redis_is_back_on_the_same_port_empty_and_clients_reconnect(
+    tmp_path: Path,
+) -> None:
+    with servers.run_restartable_redis(tmp_path) as process:
+        port = process.server.port
+        client = redis.Redis.from_url(process.server.url, socket_connect_timeout=1)
+        client.set("before-the-restart", "x")
+        process.restart()
+        assert (process.server.port, process.restarts, process.running) == (port, 1, True)
+        assert client.exists("before-the-restart") == 0  # no persistence: a new, empty server
+        client.set("after-the-restart", "x")  # the same client, reconnected
+        assert client.get("after-the-restart") == b"x"
+        process.stop()
+        assert not process.running
+        with pytest.raises(redis.ConnectionError):
+            client.ping()
+        process.start()
+        assert client.ping()
+        client.close()
+    assert not process.running

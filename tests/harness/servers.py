@@ -221,56 +221,105 @@ def redis_from_url(url: str) -> RedisServer:
     return RedisServer(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
 
 
-@contextlib.contextmanager
-def run_redis(workdir: Path) -> Iterator[RedisServer]:
-    """Run redis-server with no persistence in ``workdir`` until the context exits."""
-    import redis
+class RedisProcess:
+    """A redis-server with no persistence that a test can stop and start again on the same port.
 
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise HarnessError("redis-server not found; run scripts/bootstrap.sh test")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    A restart is what an ElastiCache node replacement looks like to a client: the same address,
+    connections dropped, every key gone (``--save ""`` and ``--appendonly no``).
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            log = (workdir / "redis.log").read_text(errors="replace")
-            raise HarnessError(f"redis-server exited with {process.returncode}:\n{log}")
+    Args:
+        workdir: The server's directory (its log file lives there).
+        port: The port to listen on; a free one when None.
+
+    Attributes:
+        server: The address clients use (the same across restarts).
+        restarts: How many times :meth:`restart` stopped and started it.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise HarnessError("redis-server not found; run scripts/bootstrap.sh test")
+        self._binary = binary
+        self._workdir = workdir
+        self.server = RedisServer(host="127.0.0.1", port=port or free_port())
+        self._process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING.
+
+        Raises:
+            HarnessError: It exited or did not answer within ``START_TIMEOUT_S``.
+        """
+        import redis
+
+        port = self.server.port
+        log = self._workdir / "redis.log"
+        self._process = process = subprocess.Popen(
+            [self._binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self._workdir), "--logfile", str(log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise HarnessError(
+                    f"redis-server exited with {process.returncode}:\n"
+                    + log.read_text(errors="replace")
+                )
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
         try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
+            wait_until(ready, what=f"redis-server on port {port}")
+        finally:
+            client.close()
 
-    try:
-        wait_until(ready, what=f"redis-server on port {port}")
-        yield RedisServer(host="127.0.0.1", port=port)
-    finally:
-        client.close()
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, SIGKILL after 10 s) and wait until the process is gone."""
+        process, self._process = self._process, None
+        if process is None:
+            return
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def restart(self) -> None:
+        """Stop the server and start a new, empty one on the same port."""
+        self.stop()
+        self.start()
+        self.restarts += 1
+
+
+@contextlib.contextmanager
+def run_restartable_redis(workdir: Path) -> Iterator[RedisProcess]:
+    """Run a :class:`RedisProcess` until the context exits (for tests that restart Redis)."""
+    process = RedisProcess(workdir)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def run_redis(workdir: Path) -> Iterator[RedisServer]:
+    """Run redis-server with no persistence in ``workdir`` until the context exits."""
+    with run_restartable_redis(workdir) as process:
+        yield process.server
 
 
 @contextlib.contextmanager
