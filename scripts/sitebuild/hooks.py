@@ -19,6 +19,10 @@ HTML comments that stay invisible if a page is viewed as plain Markdown:
     A diagram rendered from ``diagrams/<name>.py`` (see :mod:`sitebuild.rendering`), as a figure
     with its alt text and a link to the full-size SVG. Technology pages get their focused diagram
     from the at-a-glance card.
+``<!-- benchmarks:<name> -->``
+    A section of the Performance page from ``docs/data/benchmarks.json`` (see
+    :mod:`sitebuild.charts`): ``catalog-read``, ``write-path``, ``docs-build`` (SVG charts and
+    tables), ``targets`` (the verdicts) and ``machine`` (machine, date and versions).
 
 An unknown shortcode, a technology id the catalog does not have, a technology without a page, or
 bad catalog data stops the build with a message naming the file and what is wrong.
@@ -40,7 +44,7 @@ from sitebuild.catalog import Catalog, CatalogError, load_catalog
 CATALOG_PATH = "docs/data/stack.yaml"
 DIAGRAM_CACHE = ".cache/diagrams"
 SHORTCODE = re.compile(
-    r"<!--\s*(?P<kind>catalog|diagram|decisions):(?P<name>[a-z0-9_-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->"
+    r"<!--\s*(?P<kind>catalog|diagram|decisions|benchmarks):(?P<name>[a-z0-9_-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->"
 )
 
 log = get_plugin_logger("sitebuild")
@@ -76,6 +80,7 @@ def _diagrams() -> dict[str, Any]:
 def on_config(config: Any) -> Any:
     """Load and validate the catalog once per build; bad data fails the build here."""
     root = Path(config["config_file_path"]).parent
+    _state.pop("benchmarks", None)  # read again on each build, when a page first asks for it
     try:
         _state["catalog"] = load_catalog(root / CATALOG_PATH, display_path=CATALOG_PATH)
     except CatalogError as error:
@@ -231,6 +236,35 @@ def _technology(tech_id: str, where: str) -> Any:
         raise PluginError(f"{where}: {error.args[0]}") from None
 
 
+def benchmarks_section(name: str, arg: str | None, root: Path, page_path: str) -> str:
+    """Render one ``benchmarks:<name>`` shortcode from ``docs/data/benchmarks.json``.
+
+    Raises:
+        PluginError: The name is unknown, it has an argument, the results file is malformed
+            (naming the file and the field), or it lacks the section asked for.
+    """
+    from sitebuild import charts
+
+    where = f"docs/{page_path}"
+    if name not in charts.SECTIONS or arg:
+        raise PluginError(
+            f"{where}: unknown shortcode 'benchmarks:{name}{' ' + arg if arg else ''}' "
+            f"(known: {', '.join(charts.SECTIONS)})"
+        )
+    if "benchmarks" not in _state:
+        try:
+            _state["benchmarks"] = charts.load(root)
+        except charts.ResultsError as error:
+            raise PluginError(f"{where}: {error}") from None
+    try:
+        return charts.render_section(name, _state["benchmarks"])
+    except LookupError as error:
+        raise PluginError(
+            f"{where}: {charts.RESULTS_PATH} has no {error.args[0]} section; "
+            "run scripts/benchmark.sh"
+        ) from None
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Replace every shortcode on the page with its rendered Markdown."""
     page_path = page.file.src_uri
@@ -249,6 +283,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             if match["arg"]:
                 raise PluginError(f"docs/{page_path}: diagram:{match['name']} takes no argument")
             return diagram_figure(match["name"], page_path, where=f"docs/{page_path}")
+        if match["kind"] == "benchmarks":
+            root = Path(config["config_file_path"]).parent
+            return benchmarks_section(match["name"], match["arg"], root, page_path)
         return render_shortcode(match["name"], match["arg"], page_path, page.meta)
 
     return SHORTCODE.sub(expand, markdown)
