@@ -38,7 +38,7 @@ def draw() -> Drawing:
                     )
                 endpoints = box(
                     "VPC endpoints: ECR, Logs, Secrets Manager, SSM, KMS, STS,\n"
-                    "SQS, SNS, EventBridge, X-Ray, Cognito; S3 gateway"
+                    "SQS, SNS, EventBridge, X-Ray; S3 gateway"
                 )
             with cluster("isolated subnets", tint="#FFF3E0"):
                 data = tech("rds", "RDS, DocumentDB, ElastiCache", also=["documentdb", "redis"])
