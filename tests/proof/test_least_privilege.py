@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from infrastructure.inventory import SNAPSHOT_ACCOUNT, SNAPSHOT_REGION, synthesize
+from infrastructure.inventory import SNAPSHOT_ACCOUNT, SNAPSHOT_REGION
 from infrastructure.runtime import load_topology
 from infrastructure.services import SERVICES, api_services
 from infrastructure.settings import settings_for
+from infrastructure.stacks import LAYERS
 from opentelemetry import trace
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from opentelemetry.trace import SpanKind
@@ -39,6 +40,7 @@ from storefront.services import analytics, fulfillment, notifications
 from storefront.topology import build_topology
 
 from tests.harness.servers import wait_until
+from tests.infrastructure.synthesis import Synthesized
 from tests.proof.calls import (
     DRIVER,
     SERVICE_ATTRIBUTE,
@@ -164,9 +166,12 @@ class App:
 
 
 @pytest.fixture(scope="module")
-def app() -> App:
-    """The production app (the inventory snapshot's environment), synthesized once."""
-    templates = synthesize()
+def app(prod: Synthesized) -> App:
+    """The production app (the session's one synthesis, shared with tests/infrastructure)."""
+    templates = {
+        stack.stack_name: prod.templates[layer]
+        for layer, stack in zip(LAYERS, prod.storefront.stacks(), strict=True)
+    }
     resolver = Resolver(templates, PLACE)
     return App(
         templates, resolver, task_roles(resolver, STACKS["compute"], SETTINGS.resource_prefix)
